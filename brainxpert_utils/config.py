@@ -1,0 +1,36 @@
+"""Course defaults in one place: the notebooks, the CLI and the benchmark all read these."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULTS: dict = {
+    "seed": 0,
+    "dataset": "sartaj",
+    "task": "binary",
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "batch_size": 32,
+    # custom CNN (notebook 02)
+    "cnn_image_size": 128,
+    "cnn_epochs": 15,
+    # MobileNet (notebook 03)
+    "image_size": 224,
+    "mobilenet_alpha": 1.0,
+    "head_epochs": 30,
+    "fine_tune_epochs": 3,
+}
+
+
+def repo_root() -> Path | None:
+    """The repository checkout this package lives in, or None for an installed wheel."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else None
+
+
+def artifacts_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where a run writes its outputs: explicit path > $BRAINXPERT_ARTIFACTS_DIR > ./artifacts."""
+    chosen = Path(path) if path else Path(os.environ.get("BRAINXPERT_ARTIFACTS_DIR", "artifacts"))
+    chosen.mkdir(parents=True, exist_ok=True)
+    return chosen
