@@ -30,6 +30,18 @@ def _shared_weights() -> Path | None:
 REAL_DATA_DIR = _shared_datasets()
 WEIGHTS_DIR = _shared_weights()
 
+# Child processes (papermill kernels, the grader, the CLI) find the same data and weights, and Keras
+# gets a writable cache of its own: ../shared is read-only in CI.
+if REAL_DATA_DIR is not None:
+    os.environ.setdefault("BRAINXPERT_DATA_DIR", str(REAL_DATA_DIR))
+if WEIGHTS_DIR is not None:
+    os.environ.setdefault("BRAINXPERT_WEIGHTS_DIR", str(WEIGHTS_DIR))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "KERAS_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="brainxpert-keras-home-")
+
 
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
