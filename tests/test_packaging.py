@@ -21,7 +21,8 @@ def _pyproject_names() -> set[str]:
 
 def _environment_names() -> set[str]:
     names = []
-    for line in (REPO / "environment.yml").read_text().splitlines():
+    text = (REPO / "environment.yml").read_text()
+    for line in text.split("dependencies:", 1)[1].splitlines():
         m = re.match(r"^  - ([A-Za-z0-9_.\-]+)", line)
         if m and m.group(1) not in {"python", "pip"}:
             names.append(m.group(1))
