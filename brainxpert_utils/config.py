@@ -14,12 +14,19 @@ DEFAULTS: dict = {
     "batch_size": 32,
     # custom CNN (notebook 02)
     "cnn_image_size": 128,
-    "cnn_epochs": 15,
-    # MobileNet (notebook 03)
+    "cnn_blocks": (16, 32, 64, 128),
+    "cnn_dropout": 0.3,
+    "cnn_learning_rate": 2e-3,  # Adam, cosine decay to 0 over cnn_epochs
+    "cnn_epochs": 12,
+    "cnn_patience": 6,
+    # MobileNet (notebook 03): stage 1 head on cached features, stage 2 fine-tunes blocks 12-13
     "image_size": 224,
     "mobilenet_alpha": 1.0,
-    "head_epochs": 30,
-    "fine_tune_epochs": 3,
+    "head_dropout": 0.2,
+    "head_epochs": 20,
+    "fine_tune_from": 12,
+    "fine_tune_epochs": 5,
+    "fine_tune_learning_rate": 1e-4,  # Adam, cosine decay to 0 over fine_tune_epochs
 }
 
 
