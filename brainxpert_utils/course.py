@@ -312,7 +312,25 @@ def update_solutions(run_dir: str | Path, solutions_dir: str | Path | None = Non
     return written
 
 
+def ensure_data(data_dir: str | Path | None = None) -> bool:
+    """Download the main dataset when it is missing; False (with the reason printed) when that fails."""
+    from brainxpert_utils import datasets
+    from brainxpert_utils.errors import DownloadError
+
+    if find_real_data(data_dir) is not None:
+        return True
+    print("The MRI dataset is not here yet: downloading it (brainxpert fetch-data) ...", flush=True)
+    try:
+        datasets.fetch_dataset("sartaj", data_dir)
+    except (DownloadError, DataError) as exc:
+        print(f"⚠️  download failed: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _cli_course(args: argparse.Namespace) -> int:
+    if not args.no_fetch:
+        ensure_data(args.data_dir)
     params = {}
     for item in args.parameter or []:
         key, _, value = item.partition("=")
@@ -345,6 +363,8 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset folders")
     parser.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,02")
     parser.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", help="override a parameter")
+    parser.add_argument("--no-fetch", action="store_true",
+                        help="do not download the dataset when it is missing (use the synthetic stand-in)")
     parser.add_argument("--update-solutions", action="store_true",
                         help="after a full run, copy the executed outputs into solutions/")
     parser.set_defaults(func=_cli_course)

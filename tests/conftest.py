@@ -38,9 +38,12 @@ if WEIGHTS_DIR is not None:
     os.environ.setdefault("BRAINXPERT_WEIGHTS_DIR", str(WEIGHTS_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if "KERAS_HOME" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="brainxpert-keras-home-")
+    atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

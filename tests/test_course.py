@@ -113,3 +113,30 @@ def test_real_course_01_on_synthetic_data(tmp_path: Path) -> None:
     assert summary["metrics"][SEQUENCE[0]]["dataset"] == "synthetic"
     html = (run_dir / f"{SEQUENCE[0]}.html").read_text()
     assert "SYNTHETIC" in html
+
+
+def test_ensure_data_downloads_only_when_missing_and_reports_a_failed_download(tmp_path: Path, monkeypatch,
+                                                                               capsys) -> None:
+    from brainxpert_utils import datasets
+    from brainxpert_utils.errors import DownloadError
+
+    calls = []
+
+    def failing_fetch(name, data_dir=None, **kwargs):
+        calls.append((name, data_dir))
+        raise DownloadError("no network: download it by hand from ...")
+
+    monkeypatch.setattr(datasets, "fetch_dataset", failing_fetch)
+    assert course.ensure_data(tmp_path / "empty") is False
+    assert calls == [("sartaj", tmp_path / "empty")]
+    assert "download failed: no network" in capsys.readouterr().err
+
+    present = tmp_path / "present"
+    (present / datasets.get_dataset("sartaj").folder).mkdir(parents=True)
+    calls.clear()
+    assert course.ensure_data(present) is True and calls == []
+
+
+def test_cli_no_fetch_flag() -> None:
+    assert build_parser().parse_args(["course", "--no-fetch"]).no_fetch
+    assert not build_parser().parse_args(["course"]).no_fetch
