@@ -131,8 +131,10 @@ def fit_cnn(name: str, task: str, data, defaults: dict, size: int, args, clock: 
     lr = 1e-3 if original else __import__("keras").optimizers.schedules.CosineDecay(defaults["cnn_learning_rate"], steps)
     training.compile_for_task(model, lr)
     weight = training.compute_class_weight(args.split_df, task) if task == "binary" and not original else None
+    monitor = defaults["cnn_monitor_binary"] if task == "binary" and not original else "val_loss"
     result = training.train(model, data[(task, "train")], data[(task, "val")], epochs=epochs, class_weight=weight,
-                            patience=defaults["cnn_patience"] if not original else 3, verbose=args.verbose)
+                            patience=defaults["cnn_patience"] if not original else 3, monitor=monitor,
+                            verbose=args.verbose)
     return model, result, clock.step(f"{name} {task}: training", start)
 
 

@@ -19,6 +19,8 @@ DEFAULTS: dict = {
     "cnn_learning_rate": 2e-3,  # Adam, cosine decay to 0 over cnn_epochs
     "cnn_epochs": 12,
     "cnn_patience": 6,
+    # with class weights the weighted val loss favours a near-constant model: stop on val AUC (binary)
+    "cnn_monitor_binary": "val_auc",
     # MobileNet (notebook 03): stage 1 head on cached features, stage 2 fine-tunes blocks 12-13
     "image_size": 224,
     "mobilenet_alpha": 1.0,

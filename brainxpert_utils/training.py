@@ -69,14 +69,17 @@ def compute_class_weight(split_df_or_labels, task: str = "binary", subset: str =
 
 
 def compile_for_task(model, learning_rate=1e-3, label_smoothing: float = 0.0) -> None:
-    """Adam + the loss the head needs: binary cross-entropy (1 sigmoid unit) or sparse categorical."""
+    """Adam + the loss the head needs: binary cross-entropy (1 sigmoid unit, plus an ``auc`` metric so
+    early stopping can watch ``val_auc``) or sparse categorical cross-entropy."""
     import keras
 
+    metrics: list = ["accuracy"]
     if model.outputs[0].shape[-1] == 1:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+        metrics.append(keras.metrics.AUC(name="auc"))
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
 
 
 def _epoch_timer():
