@@ -102,6 +102,17 @@ def _temp_roots() -> list[str]:
     return sorted(r for r in roots if os.path.isdir(r))
 
 
+def _kept_paths(roots: list[str]) -> list[str]:
+    """Folders under the temp roots that the kernel still needs: the Python environment, this package,
+    the data and weights (a CI clone or a virtual environment may live under /tmp)."""
+    wanted = {sys.prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+              str(Path(__file__).resolve().parent),
+              os.environ.get("BRAINXPERT_DATA_DIR", ""), os.environ.get("BRAINXPERT_WEIGHTS_DIR", "")}
+    real = {os.path.realpath(p) for p in wanted if p and os.path.isdir(p)}
+    inside = [p for p in real if any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)]
+    return sorted(p for p in inside if p not in roots)
+
+
 def _read_tree(folder: Path) -> dict[str, bytes]:
     """Every file below ``folder`` (relative path -> bytes); the copy survives covering its parent."""
     files, total = {}, 0
@@ -184,8 +195,17 @@ def _prepare(work: Path, hide: list[str], tmp_mb: int) -> None:
     files = _read_tree(work)
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     roots = _temp_roots()
+    kept = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in _kept_paths(roots)}
     for root in roots:
         _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
+    for path, fd in kept.items():  # bring back what the kernel needs, from before the tmpfs covered it
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+        parent = os.path.dirname(path)
+        while parent not in roots and parent != "/":  # the folders made to hold it stay read-only
+            os.chmod(parent, 0o555)
+            parent = os.path.dirname(parent)
     work.mkdir(parents=True, exist_ok=True)
     for rel, data in files.items():
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
